@@ -1,0 +1,46 @@
+"""Execute the notebooks under nbval twice in a row against one temporary store.
+
+The second pass proves that a notebook reproduces its outputs on a store that
+already holds its runs. Usage: python scripts/test_notebooks.py [01 02 ...]
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+from notebook_env import CELL_TIMEOUT_S, merged_sanitize_file, new_work_folder, notebooks, temporary_store_environment
+
+PASSES = 2
+
+
+def main() -> int:
+    chosen = notebooks(sys.argv[1:])
+    folder = new_work_folder("course-nbval-")
+    env = temporary_store_environment(folder)
+    sanitize = merged_sanitize_file(folder)
+    status = 0
+    try:
+        for number in range(1, PASSES + 1):
+            print(f"nbval pass {number} of {PASSES} on {[nb.name for nb in chosen]}", flush=True)
+            started = time.perf_counter()
+            command = [
+                sys.executable, "-m", "pytest", "--nbval", *map(str, chosen),
+                "--nbval-sanitize-with", str(sanitize),
+                "--nbval-cell-timeout", str(CELL_TIMEOUT_S),
+                "-p", "no:cacheprovider", "--durations", "0",
+            ]
+            status = subprocess.call(command, env=env, cwd=chosen[0].parent)
+            print(f"nbval pass {number} took {time.perf_counter() - started:.0f} s", flush=True)
+            if status != 0:
+                break
+    finally:
+        subprocess.call([sys.executable, "-m", "helpers.servers", "stop-all"], env=env)
+        shutil.rmtree(folder, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
