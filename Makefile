@@ -17,7 +17,8 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.txt pyproject.toml scripts/check_python.py
-	@test -n "$(PYTHON)" || { echo "No python3.11 or python3 found: install Python 3.11 or newer, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "No python3.11 or python3 found: install Python 3.11 or newer, or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null || { echo "Python $(PYTHON) was not found: install Python 3.11 or newer, or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	@$(PYTHON) scripts/check_python.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -46,7 +47,7 @@ notebooks: $(STAMP) ## Re-execute every notebook in place to refresh the committ
 	$(BIN)/python scripts/refresh_notebooks.py $(NOTEBOOKS)
 
 bench: $(STAMP) ## Measure notebook times and logging overhead; prints ratios and medians
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py --write
 
 stop: $(STAMP) ## Stop every server the course started, also after a crashed kernel
 	$(BIN)/python -m helpers.servers stop-all
