@@ -51,6 +51,9 @@ def state_dir() -> Path:
 def port_is_free(port: int, host: str = LOCALHOST) -> bool:
     """Return True when nothing listens on `host:port` and it can be bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR as the servers themselves set it, so closed connections
+        # still in TIME_WAIT do not count as "in use"; a listener still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
