@@ -11,7 +11,7 @@ export MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test test-unit test-notebooks ui notebooks bench stop clean
+.PHONY: help lab test test-unit test-notebooks ui notebooks slides bench stop clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ ui: $(STAMP) ## Start the MLflow UI on the course store (PORT=N to choose the po
 
 notebooks: $(STAMP) ## Re-execute every notebook in place to refresh the committed outputs
 	$(BIN)/python scripts/refresh_notebooks.py $(NOTEBOOKS)
+
+slides: $(STAMP) ## Build offline HTML slide decks of the notebooks into build/slides/
+	$(BIN)/python scripts/slides.py build
 
 bench: $(STAMP) ## Measure notebook times and logging overhead; prints ratios and medians
 	$(BIN)/python scripts/bench.py --write

@@ -9,21 +9,23 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 SANITIZE_DIR = NOTEBOOK_DIR / "sanitize"
+SOLUTIONS_DIR = NOTEBOOK_DIR / "solutions"
 CELL_TIMEOUT_S = 300
 
 
 def notebooks(names: list[str]) -> list[Path]:
-    """Return the notebooks named (by path or number prefix), or all of them, sorted."""
-    every = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """Return the notebooks named by number prefix or path (with their solutions), or all."""
+    every = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")) + sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if not names:
         return every
     chosen = []
     for name in names:
-        matches = [nb for nb in every if nb.name.startswith(Path(name).name[:2]) or nb == Path(name).resolve()]
+        prefix = Path(name).name[:2]
+        matches = [nb for nb in every if nb.name.startswith(prefix) or nb == Path(name).resolve()]
         if not matches:
             raise SystemExit(f"no notebook matches {name!r}; choose from {[nb.name for nb in every]}")
-        chosen += matches
-    return sorted(set(chosen))
+        chosen += [nb for nb in matches if nb not in chosen]
+    return chosen
 
 
 def merged_sanitize_file(folder: Path) -> Path:

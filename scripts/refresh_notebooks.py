@@ -7,6 +7,8 @@ outputs are the ones a fresh run reproduces. Usage: refresh_notebooks.py [01 ...
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,13 +16,21 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
-from notebook_env import CELL_TIMEOUT_S, REPO_ROOT, new_work_folder, notebooks, temporary_store_environment
+from notebook_env import (
+    CELL_TIMEOUT_S, NOTEBOOK_DIR, REPO_ROOT, new_work_folder, notebooks, temporary_store_environment,
+)
+from slides import apply_slide_metadata
+
+
+# Temporary folders differ on every execution; nbval masks them the same way.
+TEMPORARY_PATH = re.compile(r"/tmp/[^\s'\",)]+")
 
 
 def scrub(text: str, replacements: dict[str, str]) -> str:
+    """Replace known machine paths, then any remaining temporary folder, with placeholders."""
     for old, new in replacements.items():
         text = text.replace(old, new)
-    return text
+    return TEMPORARY_PATH.sub("<tmp>", text)
 
 
 def scrub_outputs(notebook, replacements: dict[str, str]) -> None:
@@ -42,12 +52,12 @@ def scrub_outputs(notebook, replacements: dict[str, str]) -> None:
 
 def refresh(path, env) -> None:
     notebook = nbformat.read(path, as_version=4)
+    if path.parent == NOTEBOOK_DIR:
+        apply_slide_metadata(notebook)
     client = NotebookClient(
         notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}}, store_widget_state=False,
     )
-    import os
-
     saved = dict(os.environ)
     os.environ.update(env)
     try:
