@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml scripts/check_python.py
 	@touch $(STAMP)
 
 lab: $(STAMP) ## Start JupyterLab on 127.0.0.1 in notebooks/
-	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP) ## Run every test: unit tests, then each notebook twice under nbval
 	$(BIN)/python -m pytest tests
