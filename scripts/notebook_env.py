@@ -37,13 +37,16 @@ def merged_sanitize_file(folder: Path) -> Path:
 
 
 def temporary_store_environment(folder: Path) -> dict[str, str]:
-    """Return os.environ with the course store moved into `folder` and telemetry off.
+    """Return os.environ with store and server state in `folder` and telemetry off.
 
     MLFLOW_TRACKING_URI is kept when the caller set it, so the same notebooks
     can be tested against a server.
     """
     env = dict(os.environ)
     env["COURSE_STORE_DIR"] = str(folder / "store")
+    # PID files of this execution's servers, so its final stop-all ends only those,
+    # never the servers of a notebook executing at the same time.
+    env.setdefault("COURSE_STATE_DIR", str(folder / "state"))
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     env.setdefault("PYTHONHASHSEED", "0")
