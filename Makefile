@@ -11,7 +11,7 @@ export MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test test-unit test-notebooks ui notebooks slides bench stop clean
+.PHONY: help lab test test-unit test-notebooks ui notebooks slides screenshots bench stop clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +30,7 @@ lab: $(STAMP) ## Start JupyterLab on 127.0.0.1 in notebooks/
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP) ## Run every test: unit tests, then each notebook twice under nbval
+	scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest tests
 	$(BIN)/python scripts/test_notebooks.py
 	$(BIN)/python -m helpers.servers check-clean
@@ -48,6 +49,9 @@ notebooks: $(STAMP) ## Re-execute every notebook in place to refresh the committ
 
 slides: $(STAMP) ## Build offline HTML slide decks of the notebooks into build/slides/
 	$(BIN)/python scripts/slides.py build
+
+screenshots: $(STAMP) ## Save pictures of the MLflow UI on the course store into notebooks/images/
+	$(BIN)/python scripts/screenshots.py
 
 bench: $(STAMP) ## Measure notebook times and logging overhead; prints ratios and medians
 	$(BIN)/python scripts/bench.py --write

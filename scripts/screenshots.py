@@ -1,0 +1,132 @@
+"""Screenshots of the real MLflow UI, taken in headless Chromium with Playwright.
+
+`make screenshots` starts the UI on the course store and saves four pages into
+notebooks/images/: the experiment's run list, the run comparison charts, one
+metric's page and the registered model with its aliases. The notebooks show
+these images. Usage: python scripts/screenshots.py [--experiment NAME] [--model NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import urllib.parse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGES = REPO / "notebooks" / "images"
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a closed network: without them Chromium keeps calling home at start.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update",
+]
+VIEWPORT = {"width": 1400, "height": 860}
+
+
+def chromium_path() -> str | None:
+    """Return the Chromium executable to drive, or None when none is installed."""
+    return next((path for path in (CHROMIUM, shutil.which("chromium")) if path and Path(path).exists()), None)
+
+
+def compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def page_routes(experiment_id: str, run_ids: list[str], metric: str, model: str) -> dict[str, str]:
+    """Return the UI's hash routes of the four pages, keyed by image name."""
+    metric_query = urllib.parse.urlencode(
+        {"metric": compact(metric), "plot_metric_keys": compact([metric])}, quote_via=urllib.parse.quote
+    )
+    return {
+        "ui-run-list": f"#/experiments/{experiment_id}/runs",
+        "ui-run-charts": f"#/experiments/{experiment_id}/runs?compareRunsMode=CHART",
+        "ui-metric-page": (f"#/metric?runs={compact(run_ids)}&{metric_query}"
+                           f"&experiments={compact([experiment_id])}&x_axis=step"),
+        "ui-registered-model": f"#/models/{urllib.parse.quote(model)}",
+    }
+
+
+def close_assistant(page) -> None:
+    """Close the MLflow Assistant side panel if the UI opened it, to give the page room."""
+    for button in page.locator('button[aria-label="Close"]').all():
+        box = button.bounding_box()
+        # The panel's own close button sits in its header at the top right.
+        if box and box["x"] > VIEWPORT["width"] * 0.7 and box["y"] < 100:
+            button.click()
+            page.wait_for_timeout(800)
+            return
+
+
+def capture(ui_url: str, routes: dict[str, str], wait_for: dict[str, str], folder: Path) -> dict[str, str]:
+    """Open each route, wait until its expected text shows, save a PNG; return each page's text."""
+    from playwright.sync_api import sync_playwright
+
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            for name, route in routes.items():
+                page.goto(f"{ui_url}/{route}")
+                page.get_by_text(wait_for[name]).first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1500)
+                close_assistant(page)
+                page.screenshot(path=str(folder / f"{name}.png"))
+                texts[name] = page.inner_text("body")
+        finally:
+            browser.close()
+    return texts
+
+
+def latest_sweep(client, experiment_name: str, metric: str) -> tuple[str, list]:
+    """Return the experiment ID and the child runs of its newest parent run that logged `metric`."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise SystemExit(f"experiment {experiment_name!r} not found in the course store; run notebook 02 first")
+    parents = client.search_runs([experiment.experiment_id], "tags.mlflow.parentRunId IS NULL",
+                                 order_by=["attributes.start_time DESC"], max_results=20)
+    for parent in parents:
+        children = client.search_runs([experiment.experiment_id],
+                                      f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        children = [run for run in children if metric in run.data.metrics]
+        if children:
+            return experiment.experiment_id, children
+    raise SystemExit(f"no sweep with metric {metric!r} in {experiment_name!r}; run notebook 02 first")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="wind-chill-training", help="experiment whose runs are shown")
+    parser.add_argument("--metric", default="val_loss", help="metric shown on the metric page")
+    parser.add_argument("--model", default="wind-chill", help="registered model shown with its aliases")
+    args = parser.parse_args()
+    if chromium_path() is None:
+        sys.exit("Chromium not found: install it (Debian or Ubuntu: apt-get install chromium) and run again")
+    sys.path.insert(0, str(REPO))
+    import mlflow
+
+    from helpers.servers import ui_server
+    from helpers.store import configure_mlflow, course_store
+
+    configure_mlflow()
+    client = mlflow.MlflowClient()
+    experiment_id, runs = latest_sweep(client, args.experiment, args.metric)
+    if client.search_registered_models(f"name = '{args.model}'") == []:
+        sys.exit(f"registered model {args.model!r} not found; run notebook 04 first")
+    routes = page_routes(experiment_id, [run.info.run_id for run in runs], args.metric, args.model)
+    wait_for = {"ui-run-list": runs[0].info.run_name, "ui-run-charts": args.metric,
+                "ui-metric-page": "Completed Runs", "ui-registered-model": "Version"}
+    store = course_store()
+    with ui_server(store.tracking_uri, str(store.artifacts)) as ui:
+        capture(ui.url, routes, wait_for, IMAGES)
+    for name in routes:
+        print(f"saved notebooks/images/{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
