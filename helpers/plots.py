@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Callable, Sequence
 
 import numpy as np
@@ -10,27 +11,58 @@ from matplotlib.figure import Figure
 from helpers.windchill import MAX_TEMPERATURE_C, MIN_WIND_SPEED_KMH, wind_chill
 
 
-def loss_curve(train_loss: Sequence[float], val_loss: Sequence[float]) -> Figure:
-    """Plot train and validation loss per epoch on a log scale."""
+def loss_curve(
+    train_loss: Sequence[float], val_loss: Sequence[float], epochs: int | None = None
+) -> Figure:
+    """Plot train and validation loss per epoch on a log scale.
+
+    With `epochs`, the x axis spans all planned epochs, so a plot redrawn
+    during training fills up from the left.
+    """
     figure = Figure(figsize=(6, 3.5))
     axes = figure.subplots()
-    epochs = np.arange(len(train_loss))
-    axes.plot(epochs, train_loss, label="train")
-    axes.plot(epochs[: len(val_loss)], val_loss, label="validation")
+    axes.plot([], [], label="train")
+    axes.plot([], [], label="validation")
     axes.set(xlabel="epoch", ylabel="MSE (standardised)", yscale="log", title="Loss per epoch")
+    if epochs is not None:
+        axes.set_xlim(0, max(1, epochs - 1))
     axes.legend()
     figure.tight_layout()
+    update_loss_curve(figure, train_loss, val_loss)
     return figure
 
 
+def update_loss_curve(figure: Figure, train_loss: Sequence[float], val_loss: Sequence[float]) -> None:
+    """Replace the data of a `loss_curve` figure in place, which is cheaper than a new one."""
+    axes = figure.axes[0]
+    for line, values in zip(axes.lines, (train_loss, val_loss)):
+        line.set_data(np.arange(len(values)), np.asarray(values, dtype=np.float64))
+    if len(train_loss) or len(val_loss):
+        axes.relim()
+        axes.autoscale_view(scalex=axes.get_autoscalex_on())
+
+
+def figure_png(figure: Figure, dpi: int = 80) -> bytes:
+    """Render a figure to PNG bytes, without pyplot or a notebook backend."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def predicted_vs_true(predicted: np.ndarray, expected: np.ndarray) -> Figure:
-    """Scatter predicted against formula wind chill (degC) with the identity line."""
+    """Scatter predicted against formula wind chill (degC) over the identity line, with the RMSE."""
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    expected = np.asarray(expected, dtype=np.float64).reshape(-1)
+    error_rmse = float(np.sqrt(np.mean((predicted - expected) ** 2)))
     figure = Figure(figsize=(4.5, 4.5))
     axes = figure.subplots()
-    axes.scatter(expected, predicted, s=4, alpha=0.5)
     low, high = float(np.min(expected)), float(np.max(expected))
-    axes.plot([low, high], [low, high], color="black", linewidth=1)
-    axes.set(xlabel="formula (degC)", ylabel="model (degC)", title="Predicted vs true")
+    axes.plot([low, high], [low, high], color="black", linewidth=1, linestyle="--", zorder=1)
+    axes.scatter(expected, predicted, s=4, alpha=0.5, zorder=2)
+    axes.set(
+        xlabel="formula (degC)", ylabel="model (degC)",
+        title=f"Predicted vs true (RMSE {error_rmse:.3g} degC)",
+    )
     figure.tight_layout()
     return figure
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from helpers import plots
-from helpers.training import TrainConfig, TrainResult, predict, rmse, train
+from helpers.model import WindChillNet, count_parameters
+from helpers.training import EpochCallback, TrainConfig, TrainResult, predict, rmse, train
 from helpers.windchill import DataSettings, Split, make_splits
 
 logger = logging.getLogger(__name__)
@@ -32,14 +33,25 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def log_model(model, name: str = "model"):
-    """Log a WindChillNet with a float32 input example and its signature; return ModelInfo."""
+def log_model(model: WindChillNet, name: str = "model", input_example: np.ndarray = EXAMPLE_ROWS):
+    """Log a WindChillNet with a float32 input example and its signature; return ModelInfo.
+
+    MLflow infers the signature from the example and exports the network with
+    torch.export (the "pt2" format). The explicit pip requirements spare
+    MLflow a slow, network-dependent inference of them.
+    """
     import mlflow
 
+    example = np.asarray(input_example)
+    if example.dtype != np.float32 or example.ndim != 2 or example.shape[1] != 2:
+        raise ValueError(
+            f"input_example has dtype {example.dtype} and shape {example.shape}; pass float32 "
+            "rows of (temperature degC, wind km/h), e.g. rows.astype(np.float32)"
+        )
     return mlflow.pytorch.log_model(
         model,
         name=name,
-        input_example=EXAMPLE_ROWS,
+        input_example=example,
         pip_requirements=pip_requirements(),
     )
 
@@ -71,25 +83,44 @@ def tracked_training(
     data_settings: DataSettings,
     run_name: str,
     nested: bool = False,
-    on_epoch=None,
+    on_epoch: EpochCallback | None = None,
+    synchronous: bool = True,
+    log_system_metrics: bool = True,
 ) -> RunSummary:
-    """Run one training inside a new MLflow run that logs params, metrics, plots and the model."""
+    """Run one training inside a new MLflow run that logs params, metrics, plots and the model.
+
+    The run gets the config and data settings as parameters, the per-epoch
+    losses from `train`, `test_rmse_c` (degC, against the formula), three
+    figures under `plots/` and the model, and system metrics unless disabled.
+    """
     import mlflow
 
-    with mlflow.start_run(run_name=run_name, nested=nested, log_system_metrics=True) as run:
+    with mlflow.start_run(
+        run_name=run_name, nested=nested, log_system_metrics=log_system_metrics
+    ) as run:
         mlflow.log_params({**config.as_params(), **data_settings.as_params()})
-        result = train(config, splits["train"], splits["validation"], on_epoch=on_epoch)
+        result = train(
+            config, splits["train"], splits["validation"], on_epoch=on_epoch, synchronous=synchronous
+        )
+        mlflow.log_param("n_parameters", count_parameters(result.model))
         test = splits["test"]
         test_rmse = rmse(predict(result.model, test.features), test.targets)
         mlflow.log_metric("test_rmse_c", test_rmse)
         log_figures(result, test)
         info = log_model(result.model)
-    logger.info("run %s logged model %s (test RMSE %.4f degC)", run.info.run_id, info.model_uri, test_rmse)
+    logger.info(
+        "run %s logged model %s (test RMSE %.4f degC)", run.info.run_id, info.model_uri, test_rmse
+    )
     return RunSummary(run.info.run_id, info.model_uri, test_rmse, result)
 
 
 SWEEP_LEARNING_RATES = (0.003, 0.01)
 SWEEP_WIDTHS = (16, 32)
+
+
+def sweep_run_name(config: TrainConfig) -> str:
+    """Return the run name a sweep gives one config, e.g. `lr=0.01 width=32`."""
+    return f"lr={config.learning_rate} width={config.hidden_layers[0]}"
 
 
 def sweep_configs(epochs: int = 40) -> list[TrainConfig]:
@@ -106,8 +137,13 @@ def run_sweep(
     configs: list[TrainConfig],
     data_settings: DataSettings = DataSettings(),
     parent_name: str = "sweep",
+    synchronous: bool = True,
 ) -> tuple[str, list[RunSummary]]:
-    """Train every config as a nested run under one parent run; return (parent run ID, runs)."""
+    """Train every config as a nested run under one parent run; return (parent run ID, runs).
+
+    The parent run holds the data settings as parameters. Every child run is
+    a `tracked_training` run, so it logs its metrics, figures and model.
+    """
     import mlflow
 
     from helpers.store import use_experiment
@@ -118,6 +154,9 @@ def run_sweep(
     with mlflow.start_run(run_name=parent_name) as parent:
         mlflow.log_params(data_settings.as_params())
         for config in configs:
-            name = f"lr={config.learning_rate} width={config.hidden_layers[0]}"
-            summaries.append(tracked_training(config, splits, data_settings, name, nested=True))
+            summary = tracked_training(
+                config, splits, data_settings, sweep_run_name(config), nested=True,
+                synchronous=synchronous,
+            )
+            summaries.append(summary)
     return parent.info.run_id, summaries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -15,8 +16,14 @@ from helpers.windchill import Split, Standardizer
 
 logger = logging.getLogger(__name__)
 
+# MLflow batches async writes for this many seconds when the variable is set.
+BUFFERING_VARIABLE = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
+
 # Called after every epoch with (epoch, train_loss, val_loss).
 EpochCallback = Callable[[int, float, float], None]
+
+# Choices the loop does not let a config change; logged so a run records its whole recipe.
+FIXED_CHOICES = {"optimizer": "adam", "lr_schedule": "cosine", "loss": "mse_standardized"}
 
 
 @dataclass(frozen=True)
@@ -30,11 +37,23 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # A list from the caller becomes a tuple, so the config stays hashable.
+        object.__setattr__(self, "hidden_layers", tuple(self.hidden_layers))
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"epochs={self.epochs}, batch_size={self.batch_size}; both must be at least 1"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be a positive number")
+
     def as_params(self) -> dict[str, str | int | float]:
-        """Return the hyperparameters as MLflow parameters."""
+        """Return the hyperparameters as MLflow parameters, with the loop's fixed choices."""
         params = asdict(self)
         params["hidden_layers"] = "x".join(str(width) for width in self.hidden_layers)
+        params.update(FIXED_CHOICES)
         return params
+
 
 
 @dataclass
@@ -71,7 +90,15 @@ def standardized_mse(model: WindChillNet, features: torch.Tensor, targets: torch
     return torch.mean((model.forward_standardized(features) - standardized) ** 2)
 
 
-def _run_epoch(model, optimizer, features, targets, batch_size, generator) -> float:
+def _run_epoch(
+    model: WindChillNet,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """Run one shuffled pass over the training rows; return the mean batch loss."""
     model.train()
     order = torch.randperm(len(features), generator=generator)
     total = 0.0
@@ -85,29 +112,43 @@ def _run_epoch(model, optimizer, features, targets, batch_size, generator) -> fl
     return total / len(features)
 
 
+def _require_active_run(synchronous: bool) -> None:
+    """Raise unless an MLflow run is active; warn when async logging is unbuffered."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        raise RuntimeError(
+            "no active MLflow run; call train() inside `with mlflow.start_run():` "
+            "or pass log_to_mlflow=False"
+        )
+    if not synchronous and not os.environ.get(BUFFERING_VARIABLE):
+        logger.warning(
+            "synchronous=False without %s queues one write per epoch, which is slower than "
+            "synchronous logging; set %s=1 to batch the writes each second",
+            BUFFERING_VARIABLE, BUFFERING_VARIABLE,
+        )
+
+
 def train(
     config: TrainConfig,
     train_split: Split,
     validation_split: Split,
     log_to_mlflow: bool = True,
     on_epoch: EpochCallback | None = None,
+    synchronous: bool = True,
 ) -> TrainResult:
     """Train a WindChillNet with Adam and a cosine learning-rate schedule.
 
     With `log_to_mlflow`, logs `train_loss` and `val_loss` (MSE in standardised
     units) and `val_rmse_c` (degC) at step = epoch into the active run, which
     must exist. The loop is otherwise identical, so the two can be timed
-    against each other.
+    against each other. With `synchronous=False` the metrics go through
+    MLflow's async queue, and every epoch is stored before this returns.
     """
-    if config.epochs < 1 or config.batch_size < 1:
-        raise ValueError(
-            f"epochs={config.epochs}, batch_size={config.batch_size}; both must be at least 1"
-        )
     if log_to_mlflow:
         import mlflow
 
-        if mlflow.active_run() is None:
-            raise RuntimeError("no active MLflow run; call train() inside `with mlflow.start_run():`")
+        _require_active_run(synchronous)
     model = build_model(config, train_split)
     features, targets = to_tensors(train_split)
     val_features, val_targets = to_tensors(validation_split)
@@ -122,28 +163,36 @@ def train(
         model.eval()
         with torch.no_grad():
             val_loss = standardized_mse(model, val_features, val_targets).item()
-        val_rmse = float(np.sqrt(val_loss)) * float(model.target_std)
         result.train_loss.append(train_loss)
         result.val_loss.append(val_loss)
         if log_to_mlflow:
+            val_rmse = float(np.sqrt(val_loss)) * float(model.target_std)
             metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_rmse_c": val_rmse}
-            mlflow.log_metrics(metrics, step=epoch)
+            mlflow.log_metrics(metrics, step=epoch, synchronous=synchronous)
         if on_epoch is not None:
             on_epoch(epoch, train_loss, val_loss)
+    if log_to_mlflow and not synchronous:
+        mlflow.flush_async_logging()
     result.seconds = time.perf_counter() - started
     logger.info("trained %s in %.2f s", config, result.seconds)
     return result
 
 
 def predict(model: WindChillNet, features: np.ndarray) -> np.ndarray:
-    """Return the model's wind chill in degC for raw (temperature, wind) rows."""
+    """Return the model's wind chill in degC, shape (n,), for raw (temperature, wind) rows."""
     model.eval()
     with torch.no_grad():
-        output = model(torch.tensor(np.asarray(features), dtype=torch.float32))
+        output = model(torch.as_tensor(np.asarray(features), dtype=torch.float32))
     return output.numpy().reshape(-1)
 
 
 def rmse(predicted: np.ndarray, expected: np.ndarray) -> float:
     """Return the root mean squared error, in the unit of the inputs."""
-    difference = np.asarray(predicted, dtype=np.float64) - np.asarray(expected, dtype=np.float64)
-    return float(np.sqrt(np.mean(difference**2)))
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    expected = np.asarray(expected, dtype=np.float64).reshape(-1)
+    if predicted.shape != expected.shape or predicted.size == 0:
+        raise ValueError(
+            f"predicted has {predicted.size} values and expected {expected.size}; "
+            "pass two non-empty arrays of the same length"
+        )
+    return float(np.sqrt(np.mean((predicted - expected) ** 2)))
