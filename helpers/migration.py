@@ -18,7 +18,7 @@ import io
 import logging
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,16 +62,40 @@ def migration_servers(root: Path) -> tuple[ManagedServer, ManagedServer]:
     return servers[0], servers[1]
 
 
-def start_servers(*servers: ManagedServer, timeout_s: float = 90.0) -> None:
-    """Start servers in parallel and wait until all are healthy; stop all if one fails."""
-    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-        futures = [pool.submit(server.start, timeout_s) for server in servers]
-        errors = [future.exception() for future in futures]
-    failures = [error for error in errors if error is not None]
-    if failures:
+def launch_servers(*servers: ManagedServer) -> tuple[ManagedServer, ...]:
+    """Launch servers without waiting for health, so they start while other cells run.
+
+    `wait_servers` waits for them later. If one launch fails, the others are stopped.
+    """
+    try:
+        for server in servers:
+            server.launch()
+    except Exception:
         for server in servers:
             server.stop()
-        raise failures[0]
+        raise
+    return servers
+
+
+def wait_servers(*servers: ManagedServer, timeout_s: float = 90.0) -> None:
+    """Wait in parallel until launched servers are healthy; stop all as soon as one fails."""
+    first_error = None
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        futures = [pool.submit(server.wait_started, timeout_s) for server in servers]
+        for future in as_completed(futures):
+            if future.exception() is not None and first_error is None:
+                first_error = future.exception()
+                # Stopping the others ends their waits at once instead of at the timeout.
+                for server in servers:
+                    server.stop()
+    if first_error is not None:
+        raise first_error
+
+
+def start_servers(*servers: ManagedServer, timeout_s: float = 90.0) -> None:
+    """Start servers in parallel and wait until all are healthy; stop all if one fails."""
+    launch_servers(*servers)
+    wait_servers(*servers, timeout_s=timeout_s)
 
 
 @contextlib.contextmanager

@@ -34,9 +34,9 @@ def lifecycle_diagram() -> Figure:
         if index < len(LIFECYCLE_STEPS) - 1:
             axes.add_patch(FancyArrowPatch((left + 2.45, 2.0), (left + 2.95, 2.0),
                                            arrowstyle="-|>", mutation_scale=18))
-    axes.add_patch(FancyArrowPatch((7.5, 0.95), (1.5, 0.95), connectionstyle="arc3,rad=-0.25",
+    axes.add_patch(FancyArrowPatch((7.5, 0.95), (1.5, 0.95), connectionstyle="arc3,rad=-0.12",
                                    arrowstyle="-|>", mutation_scale=18, linestyle="--"))
-    axes.text(4.5, 0.18, FEEDBACK, ha="center", va="center", fontsize=9, style="italic")
+    axes.text(4.5, 0.3, FEEDBACK, ha="center", va="center", fontsize=9, style="italic")
     figure.tight_layout()
     return figure
 

@@ -9,11 +9,14 @@ known losses, and that the registered model copy refuses to overwrite.
 
 from __future__ import annotations
 
+import sys
+
 import mlflow
 import numpy as np
 import pytest
 
 from helpers import migration, registry
+from helpers.servers import ManagedServer, ServerError
 
 EXPERIMENT = "team-history"
 MODEL = "team-model"
@@ -204,3 +207,16 @@ def test_failed_copy_removes_partial_copy(servers, migrated, monkeypatch):
         migration.copy_registered_model(old.url, new.url, name, migrated[1])
     assert target.search_registered_models(f"name = '{name}'") == []
     assert len(target.search_logged_models([experiment])) == models_before
+
+
+def test_wait_servers_stops_all_on_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_STATE_DIR", str(tmp_path / "state"))
+    # The host and port flags the server appends become ignored arguments of the script.
+    never_healthy = ManagedServer("never-healthy", [sys.executable, "-c", "import time; time.sleep(60)"],
+                                  health_check=lambda server: False)
+    crashing = ManagedServer("crashing", [sys.executable, "-c", "raise SystemExit(3)"])
+    migration.launch_servers(never_healthy, crashing)
+    with pytest.raises(ServerError, match="exited with status"):
+        migration.wait_servers(never_healthy, crashing, timeout_s=30)
+    assert not never_healthy.is_running()
+    assert not crashing.is_running()
