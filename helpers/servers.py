@@ -743,17 +743,17 @@ EMPTY_STORE_HINT = "run notebooks/02_wind_chill_training.ipynb to fill it"
 
 
 def describe_store(store: LocalStore) -> str:
-    """Return one line on what the course store holds, with a hint when it is empty."""
+    """Return one line on what the course store contains, with a hint when it is empty."""
     if not store.database.exists() or store.database.stat().st_size == 0:
-        return f"Course store holds no runs yet: {EMPTY_STORE_HINT}; the UI starts anyway."
+        return f"Course store contains no runs yet: {EMPTY_STORE_HINT}; the UI starts anyway."
     from mlflow import MlflowClient
 
     client = MlflowClient(store.tracking_uri)
     experiments = client.search_experiments()
     runs = sum(len(client.search_runs([e.experiment_id], max_results=50000)) for e in experiments)
     if runs == 0:
-        return f"Course store holds no runs yet: {EMPTY_STORE_HINT}; the UI starts anyway."
-    return f"Course store holds {runs} runs in {len(experiments)} experiments."
+        return f"Course store contains no runs yet: {EMPTY_STORE_HINT}; the UI starts anyway."
+    return f"Course store contains {runs} runs in {len(experiments)} experiments."
 
 
 def _run_ui(port: int | None) -> int:
