@@ -215,6 +215,8 @@ def alias_version(name: str, alias: str) -> str | None:
     try:
         return str(_client().get_model_version_by_alias(name, alias).version)
     except MlflowException as error:
+        # MLflow 3.17.2 reports a missing alias as INVALID_PARAMETER_VALUE, a code other
+        # errors share, so the message "Registered model alias ... not found" decides.
         if "not found" in str(error).lower():
             return None
         raise
