@@ -11,7 +11,7 @@ export MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test test-unit test-notebooks ui notebooks slides screenshots bench stop clean
+.PHONY: help lab test test-unit test-notebooks test-stores ui notebooks slides screenshots bench stop reset-store clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,10 +29,11 @@ $(STAMP): requirements.txt pyproject.toml scripts/check_python.py
 lab: $(STAMP) ## Start JupyterLab on 127.0.0.1 in notebooks/
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(STAMP) ## Run every test: unit tests, then each notebook twice under nbval
+test: $(STAMP) ## Run every test: unit tests, each notebook twice under nbval, the store matrix
 	scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest tests
 	$(BIN)/python scripts/test_notebooks.py
+	$(BIN)/python scripts/test_stores.py
 	$(BIN)/python -m helpers.servers check-clean
 
 test-unit: $(STAMP) ## Run the unit tests only
@@ -40,6 +41,9 @@ test-unit: $(STAMP) ## Run the unit tests only
 
 test-notebooks: $(STAMP) ## Execute every notebook twice under nbval on a temporary store
 	$(BIN)/python scripts/test_notebooks.py $(NOTEBOOKS)
+
+test-stores: $(STAMP) ## Execute notebooks 01, 02, 04 against a server, an auth server, a file store
+	$(BIN)/python scripts/test_stores.py $(LEGS)
 
 ui: $(STAMP) ## Start the MLflow UI on the course store (PORT=N to choose the port)
 	$(BIN)/python -m helpers.servers ui $(if $(PORT),--port $(PORT))
@@ -58,6 +62,10 @@ bench: $(STAMP) ## Measure notebook times and logging overhead; prints ratios an
 
 stop: $(STAMP) ## Stop every server the course started, also after a crashed kernel
 	$(BIN)/python -m helpers.servers stop-all
+
+reset-store: $(STAMP) ## Start a fresh course store for a new class; the old one is moved aside, not deleted
+	$(BIN)/python -m helpers.servers stop-all
+	$(BIN)/python -m helpers.store reset
 
 clean: ## Remove .venv, caches and course server state (the course store is kept)
 	rm -rf $(VENV) .pytest_cache .course *.egg-info

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +136,38 @@ def use_experiment(name: str):
         location = (store.artifacts / _slug(name)).as_uri()
         mlflow.create_experiment(name, artifact_location=location)
     return mlflow.set_experiment(name)
+
+
+def reset_course_store() -> Path | None:
+    """Move the course store aside to `<store>-backup-<UTC time>` and return that folder.
+
+    Nothing is deleted: the old runs stay readable with
+    `mlflow ui --backend-store-uri sqlite:///<backup>/mlflow.db`. Returns None
+    when there is no store yet. The next notebook creates a new, empty one.
+    """
+    current = course_store()
+    if not current.root.exists():
+        return None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    backup = current.root.with_name(f"{current.root.name}-backup-{stamp}")
+    current.root.rename(backup)
+    logger.info("moved the course store %s to %s", current.root, backup)
+    return backup
+
+
+def _main(arguments: list[str]) -> int:
+    if arguments != ["reset"]:
+        print("usage: python -m helpers.store reset", file=sys.stderr)
+        return 2
+    backup = reset_course_store()
+    if backup is None:
+        print(f"No course store at {course_store().root}: nothing to reset.")
+        return 0
+    print(f"Moved the old course store to {backup}.")
+    print("The next notebook you run starts a new, empty store. "
+          f"Delete {backup.name} once you no longer need its runs.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -104,3 +104,24 @@ def test_make_ui_reads_the_store_the_notebooks_write(temporary_course_store):
         client = mlflow.MlflowClient(tracking_uri=ui.url)
         found = client.search_runs([client.get_experiment_by_name("seen in ui").experiment_id])
     assert [r.info.run_id for r in found] == [run.info.run_id]
+
+
+def test_reset_moves_store_aside(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_STORE_DIR", str(tmp_path / "store"))
+    from helpers.store import course_store, reset_course_store
+
+    course_store().create()
+    (course_store().root / "mlflow.db").write_bytes(b"runs")
+    backup = reset_course_store()
+    assert backup is not None, "reset returned None although a store existed"
+    assert backup.name.startswith("store-backup-"), backup.name
+    assert (backup / "mlflow.db").read_bytes() == b"runs", "the old runs were not kept"
+    assert not course_store().root.exists(), "the course store still exists after the reset"
+
+
+def test_reset_without_store_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_STORE_DIR", str(tmp_path / "store"))
+    from helpers.store import reset_course_store
+
+    assert reset_course_store() is None
+    assert list(tmp_path.iterdir()) == [], "reset created files although no store existed"
