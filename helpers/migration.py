@@ -491,6 +491,8 @@ def _copy_logged_model(source_uri: str, target_client, logged, target_run_id: st
                       dataset_name=m.dataset_name, dataset_digest=m.dataset_digest)
                for m in logged.metrics or []]
     if metrics:
+        # NOTE: these metrics also enter the imported run's history, which already contains
+        # them when they were logged in the source run. The course's models have none.
         target_client.log_batch(target_run_id, metrics=metrics)
     target_client.finalize_logged_model(copy.model_id, "READY")
     return copy

@@ -132,6 +132,12 @@ def test_copied_model_has_no_differences(servers, version_map):
     assert compared.compared["model versions"] == 2
 
 
+def test_copy_leaves_imported_runs_unchanged(servers, migrated, version_map):
+    old, new = servers
+    after_copy = migration.compare_experiments(old.url, new.url, EXPERIMENT, migrated[1])
+    assert after_copy.unexpected() == []
+
+
 def test_copied_model_keeps_aliases(servers, version_map):
     old, new = servers
     source = migration.client_for(old.url).get_registered_model(MODEL)
