@@ -158,10 +158,13 @@ def seed_old_server(uri: str, experiment: str, model_name: str, epochs: int = SE
     import mlflow
 
     with tracking_uri(uri), _logged_as(TEAM_USER):
-        parent_id, runs = run_sweep(experiment, sweep_configs(epochs)[:2], data_settings, "team sweep")
+        configs = sweep_configs(epochs)[:2]
+        parent_id, runs = run_sweep(experiment, configs, data_settings, "team sweep")
         train = make_splits(data_settings)["train"]
         with mlflow.start_run(run_id=parent_id):
-            dataset = mlflow.data.from_numpy(train.features, targets=train.targets, name="wind chill train")
+            dataset = mlflow.data.from_numpy(
+                train.features, targets=train.targets, name="wind chill train"
+            )
             mlflow.log_input(dataset, context="training")
         failed_id = _log_crashed_run()
         client = client_for(uri)
@@ -208,15 +211,15 @@ def _quiet_tool() -> Iterator[None]:
 
 def export_experiment(source_uri: str, experiment: str, folder: Path) -> Path:
     """Export every run of `experiment` on `source_uri` into `folder` with mlflow-export-import."""
-    import mlflow
-
     with tracking_uri(source_uri), _quiet_tool():
         from mlflow_export_import.experiment.export_experiment import ExperimentExporter
 
         exporter = ExperimentExporter(client_for(source_uri))
         exported, failed = exporter.export_experiment(experiment, str(folder))
     if failed:
-        raise RuntimeError(f"mlflow-export-import failed to export {failed} run(s) of {experiment!r}")
+        raise RuntimeError(
+            f"mlflow-export-import failed to export {failed} run(s) of {experiment!r}"
+        )
     logger.info("exported %d runs of %s from %s to %s", exported, experiment, source_uri, folder)
     return Path(folder)
 
@@ -231,8 +234,6 @@ def import_experiment(target_uri: str, experiment: str, folder: Path) -> dict[st
     first imported, and MLflow 3 runs keep their models as logged models,
     outside the run artifacts.
     """
-    import mlflow
-
     with tracking_uri(target_uri), _quiet_tool():
         from mlflow_export_import.experiment.import_experiment import ExperimentImporter
 
@@ -356,7 +357,9 @@ def _metric_history(client, run_id: str, keys) -> dict[str, list[tuple]]:
     }
 
 
-def artifact_digests(tracking: str, run_id: str | None = None, artifact_uri: str | None = None) -> dict[str, str]:
+def artifact_digests(
+    tracking: str, run_id: str | None = None, artifact_uri: str | None = None
+) -> dict[str, str]:
     """Return {relative path: sha256} of every artifact of a run or under an artifact URI."""
     import mlflow
 
@@ -384,41 +387,52 @@ def _logged_models(run) -> int:
     return len(run.outputs.model_outputs) if run.outputs else 0
 
 
+def _own_tags(tags: dict[str, str]) -> list[tuple[str, str]]:
+    """Return the tags as sorted pairs, without those MLflow maintains on the target."""
+    return sorted((key, value) for key, value in tags.items() if key not in MANAGED_TAGS)
+
+
+def _run_digests(client, run) -> list[tuple[str, str]]:
+    return sorted(artifact_digests(client.tracking_uri, run.info.run_id).items())
+
+
 def compare_runs(source_client, target_client, source_run, target_run, label: str,
                  run_id_map: dict[str, str], report: VerificationReport) -> None:
     """Add every difference between one source run and its imported copy to `report`."""
-    report.add(label, "run ID", source_run.info.run_id, target_run.info.run_id)
-    report.add(label, "status", source_run.info.status, target_run.info.status)
-    report.add(label, "start time", _iso(source_run.info.start_time), _iso(target_run.info.start_time))
-    report.add(label, "end time", _iso(source_run.info.end_time), _iso(target_run.info.end_time))
-    report.add(label, "user", source_run.info.user_id, target_run.info.user_id)
+    source_info, target_info = source_run.info, target_run.info
+    report.add(label, "run ID", source_info.run_id, target_info.run_id)
+    report.add(label, "status", source_info.status, target_info.status)
+    report.add(label, "start time", _iso(source_info.start_time), _iso(target_info.start_time))
+    report.add(label, "end time", _iso(source_info.end_time), _iso(target_info.end_time))
+    report.add(label, "user", source_info.user_id, target_info.user_id)
     report.add(label, "params", sorted(source_run.data.params.items()),
                sorted(target_run.data.params.items()))
+
     source_tags, target_tags = source_run.data.tags, target_run.data.tags
-    report.add(label, "tags", sorted((k, v) for k, v in source_tags.items() if k not in MANAGED_TAGS),
-               sorted((k, v) for k, v in target_tags.items() if k not in MANAGED_TAGS))
+    report.add(label, "tags", _own_tags(source_tags), _own_tags(target_tags))
     source_parent = source_tags.get("mlflow.parentRunId")
     expected_parent = run_id_map.get(source_parent, source_parent) if source_parent else None
     report.add(label, "parent run", expected_parent, target_tags.get("mlflow.parentRunId"))
+
     keys = set(source_run.data.metrics) | set(target_run.data.metrics)
-    source_history = _metric_history(source_client, source_run.info.run_id, keys)
-    target_history = _metric_history(target_client, target_run.info.run_id, keys)
+    source_history = _metric_history(source_client, source_info.run_id, keys)
+    target_history = _metric_history(target_client, target_info.run_id, keys)
     for key in sorted(keys):
-        report.add(label, "metric history", f"{key}: {source_history[key]}", f"{key}: {target_history[key]}")
+        report.add(label, "metric history", f"{key}: {source_history[key]}",
+                   f"{key}: {target_history[key]}")
     report.count("metric histories", len(keys))
-    report.add(label, "artifacts",
-               sorted(artifact_digests(source_client.tracking_uri, source_run.info.run_id).items()),
-               sorted(artifact_digests(target_client.tracking_uri, target_run.info.run_id).items()))
+
+    report.add(label, "artifacts", _run_digests(source_client, source_run),
+               _run_digests(target_client, target_run))
     report.add(label, "dataset inputs", _datasets(source_run), _datasets(target_run))
-    report.add(label, "logged models of runs", _logged_models(source_run), _logged_models(target_run))
+    report.add(label, "logged models of runs", _logged_models(source_run),
+               _logged_models(target_run))
     report.count("runs")
 
 
 def compare_experiments(source_uri: str, target_uri: str, experiment: str,
                         run_id_map: dict[str, str]) -> VerificationReport:
     """Compare an experiment on two servers run by run, matched through `run_id_map`."""
-    import mlflow
-
     source_client, target_client = client_for(source_uri), client_for(target_uri)
     source_runs = _experiment_runs(source_client, experiment)
     target_runs = {run.info.run_id: run for run in _experiment_runs(target_client, experiment)}
@@ -442,7 +456,9 @@ class _VersionPlan:
     target_run_id: str
 
 
-def _plan_copy(source_client, target_client, name: str, run_id_map: dict[str, str]) -> list[_VersionPlan]:
+def _plan_copy(
+    source_client, target_client, name: str, run_id_map: dict[str, str]
+) -> list[_VersionPlan]:
     """Check everything a copy needs before the target is changed; raise naming what is missing."""
     from mlflow.exceptions import MlflowException
 
@@ -455,9 +471,12 @@ def _plan_copy(source_client, target_client, name: str, run_id_map: dict[str, st
             f"registered model {name!r} already exists on {target_client.tracking_uri}; nothing "
             "was changed there. Delete it on the target first, or copy under another name."
         )
-    versions = sorted(source_client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    versions = source_client.search_model_versions(f"name = '{name}'")
+    versions = sorted(versions, key=lambda version: int(version.version))
     if not versions:
-        raise RegistryError(f"registered model {name!r} has no versions on {source_client.tracking_uri}")
+        raise RegistryError(
+            f"registered model {name!r} has no versions on {source_client.tracking_uri}"
+        )
     plans = []
     for version in versions:
         logged = source_client.get_logged_model(model_id_of(version))
@@ -507,8 +526,6 @@ def copy_registered_model(source_uri: str, target_uri: str, name: str,
     failure the partial copy is deleted from the target and the error re-raised.
     Version numbers match when the source has no deleted versions.
     """
-    import mlflow
-
     source_client, target_client = client_for(source_uri), client_for(target_uri)
     plans = _plan_copy(source_client, target_client, name, run_id_map)
     model = source_client.get_registered_model(name)
@@ -517,11 +534,14 @@ def copy_registered_model(source_uri: str, target_uri: str, name: str,
     try:
         version_map = {}
         for plan in plans:
-            copy = _copy_logged_model(source_uri, target_client, plan.logged_model, plan.target_run_id)
+            copy = _copy_logged_model(
+                source_uri, target_client, plan.logged_model, plan.target_run_id
+            )
             created_models.append(copy.model_id)
             created = target_client.create_model_version(
                 name, source=f"models:/{copy.model_id}", run_id=plan.target_run_id,
-                tags=plan.version.tags, description=plan.version.description, model_id=copy.model_id,
+                tags=plan.version.tags, description=plan.version.description,
+                model_id=copy.model_id,
             )
             version_map[str(plan.version.version)] = str(created.version)
         for alias, version in model.aliases.items():
@@ -532,7 +552,8 @@ def copy_registered_model(source_uri: str, target_uri: str, name: str,
         for model_id in created_models:
             target_client.delete_logged_model(model_id)
         raise
-    logger.info("copied %s (%d versions) from %s to %s", name, len(version_map), source_uri, target_uri)
+    logger.info("copied %s (%d versions) from %s to %s",
+                name, len(version_map), source_uri, target_uri)
     return version_map
 
 
@@ -543,15 +564,18 @@ def _metric_set(logged) -> list[tuple]:
 def compare_registered_models(source_uri: str, target_uri: str, name: str,
                               version_map: dict[str, str]) -> VerificationReport:
     """Compare a registered model on two servers: versions, tags, aliases, logged models."""
-    import mlflow
-
     source_client, target_client = client_for(source_uri), client_for(target_uri)
     report = VerificationReport()
-    source, target = source_client.get_registered_model(name), target_client.get_registered_model(name)
+    source = source_client.get_registered_model(name)
+    target = target_client.get_registered_model(name)
     report.add(name, "registered model", (source.description, sorted(source.tags.items())),
                (target.description, sorted(target.tags.items())))
-    mapped_aliases = sorted((a, version_map.get(str(v), f"unmapped {v}")) for a, v in source.aliases.items())
-    report.add(name, "aliases", mapped_aliases, sorted((a, str(v)) for a, v in target.aliases.items()))
+    mapped_aliases = sorted(
+        (alias, version_map.get(str(version), f"unmapped {version}"))
+        for alias, version in source.aliases.items()
+    )
+    target_aliases = sorted((alias, str(version)) for alias, version in target.aliases.items())
+    report.add(name, "aliases", mapped_aliases, target_aliases)
     for source_version, target_version in sorted(version_map.items(), key=lambda kv: int(kv[0])):
         label = f"{name} version {source_version}"
         left = source_client.get_model_version(name, source_version)
@@ -564,19 +588,22 @@ def compare_registered_models(source_uri: str, target_uri: str, name: str,
     return report
 
 
+def _model_fields(logged) -> tuple:
+    """Return what a logged model copy must keep: name, params, own tags and metrics."""
+    return (logged.name, sorted(logged.params.items()), _own_tags(logged.tags), _metric_set(logged))
+
+
+def _model_digests(client, logged) -> list[tuple[str, str]]:
+    digests = artifact_digests(client.tracking_uri, artifact_uri=logged.artifact_location)
+    return sorted(digests.items())
+
+
 def _compare_logged_models(source_client, target_client, left, right, label, report) -> None:
     source_model = source_client.get_logged_model(model_id_of(left))
     target_model = target_client.get_logged_model(model_id_of(right))
-    report.add(label, "logged model",
-               (source_model.name, sorted(source_model.params.items()),
-                sorted((k, v) for k, v in source_model.tags.items() if k not in MANAGED_TAGS),
-                _metric_set(source_model)),
-               (target_model.name, sorted(target_model.params.items()),
-                sorted((k, v) for k, v in target_model.tags.items() if k not in MANAGED_TAGS),
-                _metric_set(target_model)))
-    report.add(label, "logged model",
-               sorted(artifact_digests(source_client.tracking_uri, artifact_uri=source_model.artifact_location).items()),
-               sorted(artifact_digests(target_client.tracking_uri, artifact_uri=target_model.artifact_location).items()))
+    report.add(label, "logged model", _model_fields(source_model), _model_fields(target_model))
+    report.add(label, "logged model", _model_digests(source_client, source_model),
+               _model_digests(target_client, target_model))
 
 
 def predictions_from(uri: str, model_uri: str, features: np.ndarray) -> np.ndarray:

@@ -55,6 +55,8 @@ def generate_dockerfile(model_uri: str, folder: Path) -> Path:
                   "--env-manager", "local"], standalone_mode=False)
     dockerfile = folder / "Dockerfile"
     if not dockerfile.exists():
-        raise FileNotFoundError(f"mlflow models generate-dockerfile wrote no Dockerfile in {folder}")
+        raise FileNotFoundError(
+            f"mlflow models generate-dockerfile wrote no Dockerfile in {folder}"
+        )
     logger.info("generated %s for %s", dockerfile, model_uri)
     return dockerfile

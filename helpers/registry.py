@@ -80,7 +80,8 @@ def train_candidate(
 
     use_experiment(experiment)
     with mlflow.start_run(run_id=parent_run_id):
-        return tracked_training(config, make_splits(data_settings), data_settings, run_name, nested=True)
+        splits = make_splits(data_settings)
+        return tracked_training(config, splits, data_settings, run_name, nested=True)
 
 
 def execution_model_name(prefix: str, parent_run_id: str) -> str:
@@ -135,7 +136,9 @@ def register(
 
     version = mlflow.register_model(model_uri, name, tags=tags)
     if description:
-        version = _client().update_model_version(name, str(version.version), description=description)
+        version = _client().update_model_version(
+            name, str(version.version), description=description
+        )
     logger.info("registered %s as %s version %s", model_uri, name, version.version)
     return version
 
@@ -307,10 +310,13 @@ def _tag_validation(result: GateResult) -> None:
     client = _client()
     for key, value in tags.items():
         client.set_model_version_tag(result.name, result.version, key, value)
-    logger.info("gate for %s version %s: %s", result.name, result.version, tags["validation_status"])
+    logger.info("gate for %s version %s: %s",
+                result.name, result.version, tags["validation_status"])
 
 
-def promote(name: str, version: str | int | None = None, limit_c: float = DEFAULT_LIMIT_C) -> GateResult:
+def promote(
+    name: str, version: str | int | None = None, limit_c: float = DEFAULT_LIMIT_C
+) -> GateResult:
     """Run the gate on @staging (or `version`) and move @production to it only if it passes.
 
     On success the version is tagged with `promoted_at` and the version it
@@ -456,7 +462,8 @@ def retrain_version(name: str, version: str | int):
 
     run_id = lineage(name, version)["run ID"]
     splits = make_splits(data_settings_of(run_id))
-    return train(config_of(run_id), splits["train"], splits["validation"], log_to_mlflow=False).model
+    result = train(config_of(run_id), splits["train"], splits["validation"], log_to_mlflow=False)
+    return result.model
 
 
 EXERCISE_DATA = DataSettings(n_samples=400, seed=7)

@@ -63,7 +63,8 @@ def serve_alias(name: str, alias: str, tracking_uri: str, port: int | None = Non
     The server resolves the alias once, at start, through the registry of
     `tracking_uri`, so moving the alias takes effect only after a restart.
     """
-    return model_server(f"models:/{name}@{alias}", port=port, env={"MLFLOW_TRACKING_URI": tracking_uri})
+    env = {"MLFLOW_TRACKING_URI": tracking_uri}
+    return model_server(f"models:/{name}@{alias}", port=port, env=env)
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -101,7 +102,10 @@ class Reply:
 def post_invocations(url: str, body: str | bytes, content_type: str | None = JSON,
                      connection: http.client.HTTPConnection | None = None,
                      timeout_s: float = 10.0) -> Reply:
-    """POST `body` to `url`/invocations and return the reply; no header when content_type is None."""
+    """POST `body` to `url`/invocations and return the reply.
+
+    With `content_type` None the request carries no Content-Type header.
+    """
     host, port = _address(url)
     own = connection is None
     connection = connection or http.client.HTTPConnection(host, port, timeout=timeout_s)
@@ -136,7 +140,10 @@ def predict(url: str, rows, format: str = "inputs") -> np.ndarray:
 
 def bad_request_replies(url: str) -> dict[str, Reply]:
     """Send every request in BAD_REQUESTS and return the replies by name."""
-    return {name: post_invocations(url, body, ctype) for name, (body, ctype) in BAD_REQUESTS.items()}
+    return {
+        name: post_invocations(url, body, content_type)
+        for name, (body, content_type) in BAD_REQUESTS.items()
+    }
 
 
 def format_replies(replies: dict[str, Reply], width: int = 110) -> str:
@@ -186,12 +193,13 @@ def measure_latency(url: str, requests: int = 200, warmup: int = 10) -> Latency:
         connection.close()
     ordered = sorted(seconds)
     p95 = ordered[max(0, int(np.ceil(0.95 * len(ordered))) - 1)]
-    logger.info("%d requests to %s: median %.2f ms", requests, url, statistics.median(ordered) * 1e3)
-    return Latency(requests, statistics.median(ordered) * 1e3, p95 * 1e3)
+    median = statistics.median(ordered)
+    logger.info("%d requests to %s: median %.2f ms", requests, url, median * 1e3)
+    return Latency(requests, median * 1e3, p95 * 1e3)
 
 
 def prediction_panel(url: str, temperature_c: float = -15.0, wind_speed_kmh: float = 30.0):
-    """Return an ipywidgets panel whose sliders query the endpoint and show it beside the formula."""
+    """Return an ipywidgets panel: sliders that query the endpoint, and the formula beside it."""
     import ipywidgets as widgets
 
     from helpers.windchill import wind_chill

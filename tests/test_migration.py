@@ -218,8 +218,8 @@ def test_failed_copy_removes_partial_copy(servers, migrated, monkeypatch):
 def test_wait_servers_stops_all_on_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_STATE_DIR", str(tmp_path / "state"))
     # The host and port flags the server appends become ignored arguments of the script.
-    never_healthy = ManagedServer("never-healthy", [sys.executable, "-c", "import time; time.sleep(60)"],
-                                  health_check=lambda server: False)
+    sleeping = [sys.executable, "-c", "import time; time.sleep(60)"]
+    never_healthy = ManagedServer("never-healthy", sleeping, health_check=lambda server: False)
     crashing = ManagedServer("crashing", [sys.executable, "-c", "raise SystemExit(3)"])
     migration.launch_servers(never_healthy, crashing)
     with pytest.raises(ServerError, match="exited with status"):
