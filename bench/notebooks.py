@@ -34,10 +34,11 @@ def measure() -> list[dict]:
     rows = []
     for path in notebooks([]):
         folder = new_work_folder("course-bench-")
+        env = temporary_store_environment(folder)
         try:
-            seconds = execute_seconds(path, temporary_store_environment(folder))
+            seconds = execute_seconds(path, env)
         finally:
-            subprocess.call([sys.executable, "-m", "helpers.servers", "stop-all"])
+            subprocess.call([sys.executable, "-m", "helpers.servers", "stop-all"], env=env)
             shutil.rmtree(folder, ignore_errors=True)
         rows.append({"name": f"notebook {path.stem} execution", "value": seconds, "unit": "s",
                      "target": TARGETS_S.get(path.name[:2])})

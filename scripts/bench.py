@@ -18,7 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-MODULES = ["training", "servers", "serving", "notebooks"]
+MODULES = ["training", "servers", "serving", "stores", "notebooks"]
 
 
 def machine_description() -> str:
