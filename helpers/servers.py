@@ -294,6 +294,8 @@ class ManagedServer:
             )
         self.members = [member for member in map(_identity, process_tree(self.pid)) if member]
         self._write_pid_file()
+        if not any(server is self for server in _LAUNCHED):
+            _LAUNCHED.append(self)
         logger.info("started %s on port %d as PID %d", self.name, self.port, self.pid)
         return self
 
@@ -435,11 +437,27 @@ class ManagedServer:
         self.stop()
 
 
+# Every ManagedServer this Python process launched, so `stop_launched` can end them
+# all, also those whose variables a failed notebook cell never assigned.
+_LAUNCHED: list[ManagedServer] = []
+
+
+def stop_launched(grace_s: float = 10.0) -> list[ManagedServer]:
+    """Stop every server this process launched that still runs; return those servers.
+
+    Servers started by other processes, such as `make ui` in a terminal, are
+    left alone, unlike `stop_all`, which ends every recorded server.
+    """
+    running = [server for server in _LAUNCHED if server._alive_members()]
+    stop_servers(running, grace_s)
+    return running
+
+
 def stop_servers(managed: list[ManagedServer], grace_s: float = 10.0) -> None:
     """Stop several servers at once: signal all of them first, then wait for each.
 
-    Stop a server before the database it uses: PostgreSQL ends its sessions
-    on SIGINT anyway, but a tracking server stopped second logs errors.
+    Stopping N servers this way takes about as long as the slowest one, not
+    the sum. Each gets SIGKILL if it still runs at least `grace_s` seconds after its signal.
     """
     families = [(server, server._alive_members()) for server in managed]
     for server, family in families:

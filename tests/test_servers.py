@@ -176,3 +176,15 @@ def test_send_logs_to_keeps_pids_out_of_stderr(tmp_path, capfd):
             if handler not in saved[0]:
                 handler.close()
         package_logger.handlers, package_logger.level, package_logger.propagate = saved
+
+
+def test_stop_launched_skips_stopped_servers():
+    code = ("import http.server as h, sys; h.test(h.SimpleHTTPRequestHandler, "
+            "port=int(sys.argv[-1]), bind='127.0.0.1')")
+    stopped_early = python_server(code, health_path="/").start(timeout_s=30)
+    still_running = python_server(code, health_path="/").start(timeout_s=30)
+    stopped_early.stop()
+    stopped = servers.stop_launched(grace_s=5)
+    assert [server is still_running for server in stopped] == [True]
+    assert not still_running.is_running()
+    assert servers.port_is_free(still_running.port)
