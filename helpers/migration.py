@@ -2,9 +2,9 @@
 
 mlflow-export-import 1.2.0 copies the runs of an experiment: params, tags,
 metric histories and run artifacts. It drops the run status, start and end
-times, the user, dataset inputs and MLflow 3 logged models, and its
-import-model cannot read MLflow 3 model versions (their source is a
-`models:/m-...` URI, not a run path). `copy_registered_model` copies registered
+times, the run's user field, dataset inputs and MLflow 3 logged models. Its
+import-model cannot read MLflow 3 model versions, because their source is a
+`models:/m-...` URI and not a path inside a run. `copy_registered_model` copies registered
 models with their logged models, versions, tags and aliases instead, and
 `compare_experiments` / `compare_registered_models` list every difference
 between source and target.
@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from helpers.registry import RegistryError, model_id_of, register
-from helpers.servers import ManagedServer, tracking_server
+from helpers.servers import ManagedServer, stop_servers, tracking_server
 from helpers.tracking import run_sweep, sweep_configs
 from helpers.windchill import DataSettings, make_splits
 
@@ -71,8 +71,7 @@ def launch_servers(*servers: ManagedServer) -> tuple[ManagedServer, ...]:
         for server in servers:
             server.launch()
     except Exception:
-        for server in servers:
-            server.stop()
+        stop_servers(list(servers))
         raise
     return servers
 
@@ -86,8 +85,7 @@ def wait_servers(*servers: ManagedServer, timeout_s: float = 90.0) -> None:
             if future.exception() is not None and first_error is None:
                 first_error = future.exception()
                 # Stopping the others ends their waits at once instead of at the timeout.
-                for server in servers:
-                    server.stop()
+                stop_servers(list(servers))
     if first_error is not None:
         raise first_error
 

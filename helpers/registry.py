@@ -1,10 +1,10 @@
 """Model registry steps of notebook 04: registration, lineage, the promotion gate, rollback.
 
-The promotion workflow uses two aliases. A new model version gets @staging;
+The promotion workflow uses two aliases. A new model version gets @staging.
 `promote` evaluates it on a fixed grid of held-out inputs against the wind
-chill formula and against the current @production, and moves @production only
-when the candidate is better. Every step records what it decided in model
-version tags, so the registry itself tells who was promoted, when and why.
+chill formula and against the current @production. It moves @production only
+when the candidate is better. Every step records its decision in model version
+tags, so the registry itself shows which version was promoted, when and why.
 """
 
 from __future__ import annotations
