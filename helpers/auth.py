@@ -79,7 +79,10 @@ class AuthSettings:
         return f"sqlite:///{self.folder / 'basic_auth.db'}"
 
     def write_config(self, default_permission: str = "NO_PERMISSIONS") -> Path:
-        """Write the server's auth configuration file (owner-only, it holds the admin password)."""
+        """Write the server's auth configuration file and return its path.
+
+        The file is readable by its owner only, because it contains the admin password.
+        """
         if default_permission not in PERMISSIONS:
             raise ValueError(f"default_permission {default_permission!r} is invalid; "
                              f"choose one of {', '.join(PERMISSIONS)}")
