@@ -30,7 +30,7 @@ lab: $(STAMP) ## Start JupyterLab on 127.0.0.1 in notebooks/
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP) ## Run every test: unit tests, each notebook twice under nbval, the store matrix
-	scripts/ensure_chromium.sh
+	scripts/ensure_system_packages.sh
 	$(BIN)/python -m pytest tests
 	$(BIN)/python scripts/test_notebooks.py
 	$(BIN)/python scripts/test_stores.py
