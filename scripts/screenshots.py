@@ -96,10 +96,12 @@ def capture(
         try:
             page = browser.new_page(viewport=VIEWPORT)
             for name, route in routes.items():
-                page.set_viewport_size({**VIEWPORT, "height": PAGE_HEIGHTS.get(name, VIEWPORT["height"])})
+                height = PAGE_HEIGHTS.get(name, VIEWPORT["height"])
+                page.set_viewport_size({**VIEWPORT, "height": height})
                 page.goto(f"{ui_url}/{route}")
                 if expand_run_id and name == "ui-run-list":
-                    page.locator(f'[role="row"][row-id="{expand_run_id}"]').first.wait_for(timeout=60_000)
+                    parent_row = page.locator(f'[role="row"][row-id="{expand_run_id}"]').first
+                    parent_row.wait_for(timeout=60_000)
                     expand_child_runs(page, expand_run_id)
                 page.get_by_text(wait_for[name]).first.wait_for(timeout=60_000)
                 page.wait_for_timeout(1500)
@@ -112,7 +114,10 @@ def capture(
 
 
 def latest_sweep(client, experiment_name: str, metric: str) -> tuple[str, str, list]:
-    """Return the experiment ID, the newest parent run ID with child runs that logged `metric`, and those runs."""
+    """Find the experiment's newest parent run whose child runs logged `metric`.
+
+    Returns the experiment ID, that parent's run ID and its child runs.
+    """
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise SystemExit(f"experiment {experiment_name!r} not found in the course store; run notebook 02 first")
@@ -141,7 +146,8 @@ def newest_model(client, prefix: str) -> str:
             break
     if not models:
         raise SystemExit(
-            f"no registered model named {prefix}-<8 hex digits> in the course store; run notebook 04 first"
+            f"no registered model named {prefix}-<8 hex digits> in the course store; "
+            "run notebook 04 first"
         )
     return max(models, key=lambda model: model.creation_timestamp).name
 
