@@ -127,21 +127,32 @@ SEED_DATA = DataSettings(n_samples=1500)
 TEAM_USER = "forecaster"
 
 
+# Credentials meant for the student's own tracking server. The course's "old" and
+# "new" servers have no login, and with MLFLOW_TRACKING_USERNAME set MLflow 3.17.2
+# records that name as the run's user, so seeding runs without them.
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
 @contextlib.contextmanager
 def _logged_as(user: str) -> Iterator[None]:
     """Make MLflow record `user` as the user of new runs inside the block.
 
     MLflow takes the user from getpass.getuser(), which reads LOGNAME first.
+    Credential variables are cleared for the block, so no server sees them.
     """
-    saved = os.environ.get("LOGNAME")
+    names = ("LOGNAME", *CREDENTIAL_VARIABLES)
+    saved = {name: os.environ.get(name) for name in names}
+    for name in CREDENTIAL_VARIABLES:
+        os.environ.pop(name, None)
     os.environ["LOGNAME"] = user
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop("LOGNAME", None)
-        else:
-            os.environ["LOGNAME"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def seed_old_server(uri: str, experiment: str, model_name: str, epochs: int = SEED_EPOCHS,

@@ -10,9 +10,12 @@ of the solutions notebooks, which not every execution includes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import mlflow
+
+from helpers.registry import SWEEP_EPOCHS as SWEEP_EPOCHS_04
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,8 @@ class Expectation:
     runs: dict[str, int]
     histories: list[History] = field(default_factory=list)
     logged_models: dict[str, int] = field(default_factory=dict)
-    # Registered models whose name starts with this prefix, and the aliases each one carries.
-    registered_prefix: str | None = None
+    # Registered models whose whole name matches this pattern, their versions and aliases.
+    registered_pattern: str | None = None
     registered_versions: int = 0
     aliases: tuple[str, ...] = ()
 
@@ -55,6 +58,15 @@ EXPECTED = {
             History("02-wind-chill", "lr=0.01 width=32", "val_rmse_c", 40),
         ],
         logged_models={"02-wind-chill": 5},
+    ),
+    "04": Expectation(
+        runs={"wind-chill-registry": 6},
+        histories=[History("wind-chill-registry", "lr=0.01 width=32", "val_loss", SWEEP_EPOCHS_04)],
+        logged_models={"wind-chill-registry": 5},
+        # One registered model per execution, named after its sweep's parent run.
+        registered_pattern=r"wind-chill-[0-9a-f]{8}",
+        registered_versions=3,
+        aliases=("production", "staging"),
     ),
 }
 
@@ -94,11 +106,12 @@ def _check_history(client, experiment_id: str, history: History, executions: int
 
 
 def _check_registered(client, expectation: Expectation, executions: int) -> list[str]:
+    pattern = re.compile(expectation.registered_pattern)
     models = [model for model in client.search_registered_models(max_results=1000)
-              if model.name.startswith(expectation.registered_prefix)]
+              if pattern.fullmatch(model.name)]
     problems = []
     if len(models) != executions:
-        problems.append(f"{len(models)} registered models named {expectation.registered_prefix}*, "
+        problems.append(f"{len(models)} registered models match {pattern.pattern!r}, "
                         f"expected {executions}")
     for model in models:
         versions = client.search_model_versions(f"name = '{model.name}'")
@@ -133,6 +146,6 @@ def verify(tracking_uri: str, notebooks: list[str], executions: int) -> list[str
                 if len(models) != count * executions:
                     problems.append(f"experiment {name!r} holds {len(models)} logged models, "
                                     f"expected {count} x {executions}")
-        if expectation.registered_prefix:
+        if expectation.registered_pattern:
             problems += _check_registered(client, expectation, executions)
     return problems

@@ -9,6 +9,8 @@ known losses, and that the registered model copy refuses to overwrite.
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 
 import mlflow
@@ -226,3 +228,13 @@ def test_wait_servers_stops_all_on_failure(tmp_path, monkeypatch):
         migration.wait_servers(never_healthy, crashing, timeout_s=30)
     assert not never_healthy.is_running()
     assert not crashing.is_running()
+
+
+def test_seeding_hides_credentials_of_other_server(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "student")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-for-the-old-server")
+    with migration._logged_as(migration.TEAM_USER):
+        assert "MLFLOW_TRACKING_USERNAME" not in os.environ, "the username would become the run's user"
+        assert "MLFLOW_TRACKING_PASSWORD" not in os.environ, "the password would reach a server without login"
+        assert getpass.getuser() == migration.TEAM_USER
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "student", "the credentials were not restored"
