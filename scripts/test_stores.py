@@ -64,7 +64,7 @@ def proxied_server(folder: Path) -> Iterator[Target]:
 def enable_credential_cache(config_path: Path, seconds: int = 300) -> None:
     """Let the auth server cache successful password checks (MLflow's auth_cache_ttl_seconds).
 
-    Basic auth verifies the scrypt password hash on every request: measured here
+    Basic auth verifies the scrypt password hash on every request. Measured here
     (MLflow 3.17.2, 2 cores under load), 450 ms a request without the cache and
     33 ms with it, which turns a ten-minute leg into a two-minute one.
     """
