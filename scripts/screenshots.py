@@ -33,6 +33,8 @@ DEFAULT_EXPERIMENT = "02-wind-chill"
 DEFAULT_MODEL_PREFIX = "wind-chill"
 # The model page lists versions newest first, each row as tall as its tags, so the
 # alias on an older version needs a taller window to be in the picture.
+# NOTE: 1400 px fits notebook 04's three versions; more versions or tags would push
+# the oldest version's alias out of the picture again.
 PAGE_HEIGHTS = {"ui-registered-model": 1400}
 
 
