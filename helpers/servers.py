@@ -779,8 +779,11 @@ def _run_ui(port: int | None) -> int:
     server = ui_server(store.tracking_uri, str(store.artifacts), port=port)
     try:
         server.start()
-    except PortInUseError as error:
-        print(error, file=sys.stderr)
+    except PortInUseError:
+        owner = port_owner(port) if port else None
+        print(f"port {port} on {LOCALHOST} is already in use{f' by {owner}' if owner else ''}; "
+              "run `make ui` without PORT to get a free port, or choose another PORT",
+              file=sys.stderr)
         return 2
     print(f"MLflow UI on the course store: {server.url}  (Ctrl-C stops it)")
     if not store.database.exists() or store.database.stat().st_size == 0:

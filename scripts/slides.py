@@ -73,6 +73,8 @@ def fetch_reveal(target: Path) -> None:
 def build_decks() -> list[Path]:
     """Build one offline HTML deck per notebook into build/slides/ and return their paths."""
     fetch_reveal(BUILD / "reveal.js")
+    # The notebooks link their UI pictures as images/NAME.png, relative to the deck.
+    shutil.copytree(REPO / "notebooks" / "images", BUILD / "images", dirs_exist_ok=True)
     decks = []
     for notebook in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         subprocess.run(

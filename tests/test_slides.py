@@ -41,3 +41,9 @@ def test_decks_show_numbered_slide_headings(decks):
     text = " ".join(deck.read_text() for deck in decks)
     for number in range(1, 26):
         assert re.search(rf"<h2[^>]*>{number}\. ", text), f"no slide heading for slide {number} in the decks"
+
+
+def test_decks_find_their_pictures(decks):
+    for deck in decks:
+        for picture in re.findall(r"""<img[^>]+src=["'](images/[^"']+)""", deck.read_text()):
+            assert (deck.parent / picture).exists(), f"{deck.name} shows {picture}, which is missing"
