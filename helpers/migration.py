@@ -138,7 +138,7 @@ def _logged_as(user: str) -> Iterator[None]:
     """Make MLflow record `user` as the user of new runs inside the block.
 
     MLflow takes the user from getpass.getuser(), which reads LOGNAME first.
-    Credential variables are cleared for the block, so no server sees them.
+    Credential variables are cleared for the block, so no request carries them.
     """
     names = ("LOGNAME", *CREDENTIAL_VARIABLES)
     saved = {name: os.environ.get(name) for name in names}

@@ -19,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 MODULES = ["training", "servers", "serving", "stores", "notebooks"]
+NOTES_HEADING = "## Notes"
 
 
 def machine_description() -> str:
@@ -58,12 +59,16 @@ def main() -> int:
             print(lines[-1], flush=True)
     if args.write:
         page = REPO / "docs" / "benchmarks.md"
+        page.parent.mkdir(exist_ok=True)
+        # A hand-written "## Notes" section after the table survives a rewrite.
+        previous = page.read_text() if page.exists() else ""
+        notes = previous[previous.find(NOTES_HEADING):] if NOTES_HEADING in previous else ""
         header = (
             "# Benchmarks\n\nMeasured by `make bench` (scripts/bench.py) on "
             f"{date.today().isoformat()}, on {machine_description()}.\n"
             "Targets are maxima; a ratio at most 1.00 meets its target.\n\n"
         )
-        page.write_text(header + "\n".join(lines) + "\n")
+        page.write_text(header + "\n".join(lines) + "\n" + ("\n" + notes if notes else ""))
         print(f"wrote {page.relative_to(REPO)}")
     return 0
 

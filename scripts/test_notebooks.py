@@ -1,7 +1,7 @@
 """Execute the notebooks under nbval twice in a row against one temporary store.
 
 The second pass proves that a notebook reproduces its outputs on a store that
-already holds its runs. Afterwards the store is read back through the client
+already contains its runs. Afterwards the store is read back through the client
 (store_checks), which makes this the local SQLite leg of the store matrix whose
 other legs test_stores.py runs. Usage: python scripts/test_notebooks.py [01 02 ...]
 """
