@@ -57,7 +57,7 @@ slides: $(STAMP) ## Build offline HTML slide decks of the notebooks into build/s
 screenshots: $(STAMP) ## Save pictures of the MLflow UI on the course store into notebooks/images/
 	$(BIN)/python scripts/screenshots.py
 
-bench: $(STAMP) ## Measure notebook times and logging overhead; prints ratios and medians
+bench: $(STAMP) ## Measure notebook times, logging overhead, servers; print ratios and medians, write docs/benchmarks.md
 	$(BIN)/python scripts/bench.py --write
 
 stop: $(STAMP) ## Stop every server the course started, also after a crashed kernel

@@ -209,8 +209,14 @@ ACTIONS = ("read", "log", "manage")
 
 
 def request_status(server_url: str, action: str, credentials: Credentials | None,
-                   experiment_id: str, run_id: str, grantee: str) -> int:
-    """Send the REST request for `action` as `credentials` (None: anonymous); return the HTTP status."""
+                   experiment_id: str, run_id: str, grantee: str | None = None) -> int:
+    """Send the REST request for `action` as `credentials` (None: anonymous); return the HTTP status.
+
+    `action` is one of ACTIONS: "read" the experiment, "log" a metric to `run_id`,
+    or "manage" the experiment by granting `grantee` READ on it, which needs `grantee`.
+    """
+    if action == "manage" and grantee is None:
+        raise ValueError("action 'manage' grants a permission to another user: pass grantee=USERNAME")
     auth = (credentials.username, credentials.password) if credentials else None
     if action == "read":
         response = requests.get(f"{server_url}/api/2.0/mlflow/experiments/get",

@@ -706,11 +706,20 @@ def _describe(process: psutil.Process) -> str:
         return f"PID {process.pid} (ended)"
 
 
+def _tcp_port(text: str) -> int:
+    """Parse a command-line port number from 1 to 65535, or raise a usage error."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a TCP port; give a number from 1 to 65535, or leave PORT unset "
+            "for a free one")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers.servers", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     ui = commands.add_parser("ui", help="run the MLflow UI on the course store until Ctrl-C")
-    ui.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
+    ui.add_argument("--port", type=_tcp_port, default=None, help="TCP port, 1-65535 (default: a free one)")
     commands.add_parser("stop-all", help="stop every server the course recorded")
     commands.add_parser("list", help="list recorded servers and course processes")
     commands.add_parser("check-clean", help="exit 1 if any course process or recorded port is left")

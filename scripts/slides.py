@@ -58,6 +58,9 @@ def fetch_reveal(target: Path) -> None:
     """Unpack reveal.js (pinned) from the npm registry into `target`, once."""
     if (target / "dist" / "reveal.js").exists():
         return
+    if shutil.which("npm") is None:
+        sys.exit("make slides needs npm once, to fetch reveal.js: install Node.js with npm "
+                 "(Debian or Ubuntu: apt-get install npm) and run it again")
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run(["npm", "pack", f"reveal.js@{REVEAL_VERSION}", "--silent"], cwd=folder, check=True,
                        stdout=subprocess.DEVNULL)

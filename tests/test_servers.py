@@ -188,3 +188,12 @@ def test_stop_launched_skips_stopped_servers():
     assert [server is still_running for server in stopped] == [True]
     assert not still_running.is_running()
     assert servers.port_is_free(still_running.port)
+
+
+@pytest.mark.parametrize("value", ["0", "70000", "-1", "abc"])
+def test_ui_command_rejects_invalid_port(value):
+    result = subprocess.run([sys.executable, "-m", "helpers.servers", "ui", f"--port={value}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"'{value}' is not a TCP port" in result.stderr, result.stderr
+    assert "1 to 65535" in result.stderr, result.stderr
