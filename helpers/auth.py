@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from helpers.servers import ManagedServer, tracking_server
+from helpers.store import environment_changed
 
 logger = logging.getLogger(__name__)
 
@@ -137,20 +138,9 @@ def auth_server(settings: AuthSettings, backend_store_uri: str, artifacts_destin
 @contextlib.contextmanager
 def signed_in(credentials: Credentials | None) -> Iterator[None]:
     """Make MLflow calls in this block use `credentials` (None: anonymous), then restore."""
-    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    saved = {key: os.environ.get(key) for key in keys}
-    for key in keys:
-        os.environ.pop(key, None)
-    if credentials is not None:
-        os.environ.update(credentials.environment())
-    try:
+    values = credentials.environment() if credentials is not None else {}
+    with environment_changed(values, removed=("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def auth_client(server_url: str):
@@ -248,7 +238,7 @@ def permission_matrix(server_url: str, principals: dict[str, Credentials | None]
     }
 
 
-# What basic auth answers in MLflow 3.17.2 with default_permission NO_PERMISSIONS:
+# Statuses that basic auth returns in MLflow 3.17.2 with default_permission NO_PERMISSIONS:
 # 401 without credentials, 403 for an action the user's permission does not cover.
 EXPECTED_MATRIX = {
     "anonymous": {"read": 401, "log": 401, "manage": 401},

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 
 from helpers.registry import RegistryError, model_id_of, register
 from helpers.servers import ManagedServer, stop_servers, tracking_server
+from helpers.store import environment_changed
 from helpers.tracking import run_sweep, sweep_configs
 from helpers.windchill import DataSettings, make_splits
 
@@ -140,29 +140,19 @@ def _logged_as(user: str) -> Iterator[None]:
     MLflow takes the user from getpass.getuser(), which reads LOGNAME first.
     Credential variables are cleared for the block, so no request carries them.
     """
-    names = ("LOGNAME", *CREDENTIAL_VARIABLES)
-    saved = {name: os.environ.get(name) for name in names}
-    for name in CREDENTIAL_VARIABLES:
-        os.environ.pop(name, None)
-    os.environ["LOGNAME"] = user
-    try:
+    with environment_changed({"LOGNAME": user}, removed=CREDENTIAL_VARIABLES):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def seed_old_server(uri: str, experiment: str, model_name: str, epochs: int = SEED_EPOCHS,
                     data_settings: DataSettings = SEED_DATA) -> dict[str, str]:
     """Log a small team history on `uri` and return its run IDs by role.
 
-    It contains a parent run with two trained child runs and a dataset input, a
-    run that crashed (status FAILED), and a registered model with a
-    description, tags, one version per child run and the aliases @production
-    (the better child) and @staging. Every run records TEAM_USER as its user.
+    It contains a parent run with two trained child runs and a dataset input,
+    and a run that crashed (status FAILED). It also contains a registered model
+    with a description, tags, one version per child run and the aliases
+    @production (the better child) and @staging. Every run records TEAM_USER
+    as its user.
     """
     import mlflow
 
@@ -531,7 +521,7 @@ def copy_registered_model(source_uri: str, target_uri: str, name: str,
     """Copy a registered model, its logged models, versions, tags and aliases to another server.
 
     Returns {source version: target version}. Raises ModelAlreadyExistsError,
-    before writing anything, when the target already has `name`; on any later
+    before writing anything, when the target already has `name`. On any later
     failure the partial copy is deleted from the target and the error re-raised.
     Version numbers match when the source has no deleted versions.
     """

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +27,24 @@ COURSE_ENVIRONMENT = {
 }
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def environment_changed(values: dict[str, str], removed: tuple[str, ...] = ()) -> Iterator[None]:
+    """Remove the `removed` variables and set `values` inside the block, then restore both."""
+    names = (*removed, *values)
+    saved = {name: os.environ.get(name) for name in names}
+    for name in removed:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import pytest
 
 from helpers import migration, registry
 from helpers.servers import ManagedServer, ServerError
+from conftest import isolate_mlflow
 
 EXPERIMENT = "team-history"
 MODEL = "team-model"
@@ -33,12 +34,7 @@ def servers(tmp_path_factory):
     """Start the old and new servers, with PID files in a temporary state folder."""
     root = tmp_path_factory.mktemp("migration")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COURSE_STATE_DIR", str(root / "state"))
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-            # setenv records the original state, so the context also removes what MLflow sets.
-            patch.setenv(name, "")
-            patch.delenv(name)
+        isolate_mlflow(patch, root)
         old, new = migration.migration_servers(root)
         migration.start_servers(old, new)
         try:

@@ -164,13 +164,18 @@ def test_gate_limit_rejects_inaccurate_model(runs, request):
     assert MlflowClient().get_model_version(name, "1").tags["validation_status"] == "rejected"
 
 
+def promote_second(runs, name: str, first: str, second: str):
+    """Put run `first` in production as version 1, stage run `second` as version 2, gate it."""
+    registry.register(runs[first].model_uri, name)
+    registry.promote(name, "1", limit_c=LOOSE_LIMIT_C)
+    registry.register(runs[second].model_uri, name)
+    registry.stage(name, "2")
+    return registry.promote(name, limit_c=LOOSE_LIMIT_C)
+
+
 def test_gate_rejects_worse_model(runs, request):
     name = fresh_name(request)
-    registry.register(runs["better"].model_uri, name)
-    registry.promote(name, "1", limit_c=LOOSE_LIMIT_C)
-    registry.register(runs["worse"].model_uri, name)
-    registry.stage(name, "2")
-    result = registry.promote(name, limit_c=LOOSE_LIMIT_C)
+    result = promote_second(runs, name, "better", "worse")
     assert not result.passed
     assert result.production_version == "1"
     assert result.rmse_c > result.production_rmse_c
@@ -185,11 +190,7 @@ def test_gate_rejects_worse_model(runs, request):
 
 def test_better_model_replaces_production(runs, request):
     name = fresh_name(request)
-    registry.register(runs["worse"].model_uri, name)
-    registry.promote(name, "1", limit_c=LOOSE_LIMIT_C)
-    registry.register(runs["better"].model_uri, name)
-    registry.stage(name, "2")
-    result = registry.promote(name, limit_c=LOOSE_LIMIT_C)
+    result = promote_second(runs, name, "worse", "better")
     assert result.passed, result.summary()
     assert registry.alias_version(name, "production") == "2"
     assert MlflowClient().get_model_version(name, "2").tags["previous_production_version"] == "1"

@@ -24,6 +24,7 @@ from helpers.store import use_experiment
 from helpers.tracking import tracked_training
 from helpers.training import TrainConfig
 from helpers.windchill import DataSettings, make_splits, wind_chill
+from conftest import isolate_mlflow
 
 MODEL = "served-model"
 TINY_DATA = DataSettings(n_samples=400)
@@ -35,11 +36,7 @@ def store(tmp_path_factory):
     """An SQLite store with MODEL versions 1 and 2, @production on version 2."""
     root = tmp_path_factory.mktemp("serving")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COURSE_STATE_DIR", str(root / "state"))
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-            patch.setenv(name, "")
-            patch.delenv(name)
+        isolate_mlflow(patch, root)
         uri = f"sqlite:///{root / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)
         use_experiment("serving-tests")

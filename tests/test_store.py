@@ -125,3 +125,19 @@ def test_reset_without_store_does_nothing(tmp_path, monkeypatch):
 
     assert reset_course_store() is None
     assert list(tmp_path.iterdir()) == [], "reset created files although no store existed"
+
+
+def test_environment_changed_restores_variables(monkeypatch):
+    from helpers.store import environment_changed
+
+    monkeypatch.setenv("COURSE_TEST_KEPT", "before")
+    monkeypatch.setenv("COURSE_TEST_REMOVED", "secret")
+    monkeypatch.delenv("COURSE_TEST_ADDED", raising=False)
+    with environment_changed({"COURSE_TEST_KEPT": "inside", "COURSE_TEST_ADDED": "new"},
+                             removed=("COURSE_TEST_REMOVED",)):
+        assert os.environ["COURSE_TEST_KEPT"] == "inside"
+        assert os.environ["COURSE_TEST_ADDED"] == "new"
+        assert "COURSE_TEST_REMOVED" not in os.environ
+    assert os.environ["COURSE_TEST_KEPT"] == "before"
+    assert "COURSE_TEST_ADDED" not in os.environ, "a variable set only inside the block was kept"
+    assert os.environ["COURSE_TEST_REMOVED"] == "secret", "a removed variable was not restored"
