@@ -148,7 +148,7 @@ def moto_server(port: int | None = None) -> ManagedServer:
 
 @dataclass(frozen=True)
 class S3Settings:
-    """What a client or server needs to reach an S3-compatible object store.
+    """Settings a client or server needs to reach an S3-compatible object store.
 
     The same variables configure AWS S3, MinIO or moto; the keys are
     generated here and never printed (repr hides them).

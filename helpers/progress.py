@@ -74,7 +74,7 @@ class LiveProgress:
 
 @dataclass(frozen=True)
 class HistoryReading:
-    """What the tracking store held for the running run at the end of one epoch."""
+    """Contents of the tracking store for the running run at the end of one epoch."""
 
     epoch: int
     run_status: str
@@ -85,9 +85,9 @@ class HistoryReading:
 class LiveHistoryReader:
     """Epoch callback that reads the active run's metric history through its own client.
 
-    At each epoch in `at_epochs` it asks the tracking store, with a separate
-    MlflowClient, for the run's status and the stored history of `metric`:
-    the same reads the UI or another process makes while training goes on.
+    At each epoch in `at_epochs` it reads the run's status and the stored
+    history of `metric` with a separate MlflowClient. These are the same reads
+    that the UI or another process makes while training goes on.
     """
 
     def __init__(self, metric: str = "val_loss", at_epochs: Iterable[int] = (0, 9, 19, 39)) -> None:

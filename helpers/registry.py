@@ -130,7 +130,7 @@ def register(
     """Register `model_uri` as a new version of `name` with a description and tags.
 
     The version number of the returned ModelVersion is an int on SQLite stores
-    and a str through a tracking server (MLflow 3.17.2); compare it via str().
+    and a str through a tracking server (MLflow 3.17.2), so compare it via str().
     """
     import mlflow
 
@@ -244,7 +244,7 @@ def stage(name: str, version: str | int) -> None:
 
 @dataclass(frozen=True)
 class GateResult:
-    """What the validation gate measured and decided for one candidate version."""
+    """Measurements and decision of the validation gate for one candidate version."""
 
     name: str
     version: str

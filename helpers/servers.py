@@ -646,7 +646,7 @@ def stop_all(grace_s: float = 10.0) -> list[dict]:
         if family:
             main = [process for process in family if process.pid == record["pid"]]
             others = [process for process in family if process.pid != record["pid"]]
-            # Without its main process nobody stops the children, so each gets the signal.
+            # Without their main process the children would keep running, so each gets the signal.
             signal_children = record.get("signal_children", True) or not main
             end_processes(main + others, grace_s, record.get("stop_signal", signal.SIGTERM),
                           signal_children)

@@ -141,7 +141,7 @@ def run_sweep(
 ) -> tuple[str, list[RunSummary]]:
     """Train every config as a nested run under one parent run; return (parent run ID, runs).
 
-    The parent run holds the data settings as parameters. Every child run is
+    The parent run records the data settings as parameters. Every child run is
     a `tracked_training` run, so it logs its metrics, figures and model.
     """
     import mlflow

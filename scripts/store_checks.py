@@ -1,4 +1,4 @@
-"""What the notebooks leave in a tracking store, read back through the MLflow client.
+"""Checks of the runs and models the notebooks leave in a tracking store, via the client.
 
 After a notebook has executed against a store, `verify` compares what that
 store contains with what one execution of the notebook logs, times the number
